@@ -1,0 +1,19 @@
+# The README's two commands are `make app` and `make test`; CI runs `make test`.
+VENV ?= .venv
+
+.PHONY: app test deps bench package clean
+
+deps:
+	bash packaging/bootstrap.sh
+
+app: deps
+	$(VENV)/bin/facemend
+
+test: deps
+	QT_QPA_PLATFORM=offscreen $(VENV)/bin/python -m pytest -q
+
+bench: deps
+	$(VENV)/bin/python bench/completion.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

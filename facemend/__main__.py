@@ -1,0 +1,5 @@
+import sys
+
+from facemend.cli import main
+
+sys.exit(main())
