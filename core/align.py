@@ -92,12 +92,23 @@ def warp_mask_to_aligned(mask: np.ndarray, alignment: Alignment) -> np.ndarray:
     return out > 0.05
 
 
-def warp_to_photo(aligned: np.ndarray, alignment: Alignment) -> np.ndarray:
-    """Aligned-frame image (float or uint8, HxWxC) -> photo frame, bicubic."""
+def warp_to_photo(aligned: np.ndarray, alignment: Alignment, roi: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Aligned-frame image (float or uint8, HxWxC) -> photo frame, bicubic.
+
+    `roi` (x0, y0, x1, y1) renders only that window of the photo: pasting a
+    64 px face into a 24 MP photo should not warp 24 MP per candidate."""
     h, w = alignment.photo_shape
-    return cv2.warpAffine(
-        aligned, alignment.inverse, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
-    )
+    x0, y0, x1, y1 = roi if roi is not None else (0, 0, w, h)
+    m = alignment.inverse.copy()
+    m[:, 2] -= (x0, y0)
+    return cv2.warpAffine(aligned, m, (x1 - x0, y1 - y0), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+
+
+def mask_bbox(mask: np.ndarray, pad: int = 0) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the True pixels, padded and clipped to the image."""
+    ys, xs = np.nonzero(mask)
+    h, w = mask.shape
+    return (max(0, int(xs.min()) - pad), max(0, int(ys.min()) - pad), min(w, int(xs.max()) + pad + 1), min(h, int(ys.max()) + pad + 1))
 
 
 def aligned_mask_to_photo(mask: np.ndarray, alignment: Alignment) -> np.ndarray:

@@ -41,6 +41,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--seed", type=int, default=0)
     imp.set_defaults(func=_import)
 
+    for role, helptext in (
+        ("encoder", "train the encoder (partly hidden face -> z) on the bundle's generator and add it to the bundle"),
+        ("critic", "train the completion critic (is the fill coherent with its context?) and add it to the bundle"),
+    ):
+        t = msub.add_parser(f"train-{role}", help=helptext, description=helptext + ". Checkpoints to RUN; "
+                            "run the same command again to resume after an interruption.")
+        t.add_argument("--bundle", required=True, type=Path, help="bundle folder to extend (its generator stays frozen)")
+        t.add_argument("--run", required=True, type=Path, help="folder for checkpoints and logs")
+        t.add_argument("--steps", type=int, default=3000)
+        t.add_argument("--batch-size", type=int, default=32)
+        t.add_argument("--seed", type=int, default=1)
+        t.add_argument("--checkpoint-every", type=int, default=100)
+        t.set_defaults(func=_train_prior, role=role)
+
 
 def _list(args) -> int:
     found = bundles.list_bundles()
@@ -76,4 +90,18 @@ def _import(args) -> int:
         args.source, args.out, verify_sha256=not args.no_verify, template_samples=args.template_samples, seed=args.seed
     )
     print(f"created {info.ref} in {args.out}")
+    return 0
+
+
+def _train_prior(args) -> int:
+    from core.train import priors
+
+    cfg = priors.PriorTrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+                                  checkpoint_every=args.checkpoint_every)
+    if args.role == "encoder":
+        priors.build_encoder_into_bundle(args.bundle, args.run, cfg)
+    else:
+        priors.build_critic_into_bundle(args.bundle, args.run, cfg)
+    info = bundles.verify_bundle(args.bundle)
+    print(f"{args.role} added to {info.ref} ({args.bundle})")
     return 0
