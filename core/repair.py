@@ -89,7 +89,9 @@ def repair(
     if (request.mask is None) == (request.mask_type is None):
         raise UsageError("give exactly one of a mask and a mask type")
     if request.mask is not None:
-        request.mask = validate_mask(np.asarray(request.mask), (h, w))
+        mask = np.asarray(request.mask)
+        # Any non-zero value is "fill", whatever the dtype a caller painted with.
+        request.mask = validate_mask(mask if mask.dtype == np.bool_ else mask != 0, (h, w))
     size = bundle.image_size
     notes: list[str] = []
 
