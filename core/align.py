@@ -63,7 +63,7 @@ def compute_alignment(landmarks, template, size: int, photo_shape: tuple[int, in
     return Alignment(m, invert_affine(m), size, (int(photo_shape[0]), int(photo_shape[1])))
 
 
-def warp_to_aligned(image: np.ndarray, alignment: Alignment, interpolation=cv2.INTER_AREA) -> np.ndarray:
+def warp_to_aligned(image: np.ndarray, alignment: Alignment) -> np.ndarray:
     """Crop the face into the model frame. Areas outside the photo repeat the
     border pixels so the model never sees an artificial black frame.
 
@@ -72,11 +72,10 @@ def warp_to_aligned(image: np.ndarray, alignment: Alignment, interpolation=cv2.I
     """
     src = image
     scale = alignment.scale
-    if scale < 0.5 and interpolation == cv2.INTER_AREA:
+    if scale < 0.5:
         sigma = 0.5 / scale * 0.6
         src = cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma)
-    flags = cv2.INTER_LINEAR
-    return cv2.warpAffine(src, alignment.matrix, (alignment.size, alignment.size), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(src, alignment.matrix, (alignment.size, alignment.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def warp_mask_to_aligned(mask: np.ndarray, alignment: Alignment) -> np.ndarray:

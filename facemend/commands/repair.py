@@ -87,20 +87,34 @@ def _output_paths(photo_path: Path, args, batch: bool, n: int) -> list[Path]:
 
 
 class _ProgressBar:
+    """A redrawn bar on a terminal; on a pipe or log, a line every 10 %."""
+
     def __init__(self, enabled: bool, label: str):
         self.enabled, self.label, self.t0 = enabled, label, time.perf_counter()
+        self.tty = sys.stderr.isatty()
+        self.drawn = False
+        self.last_decile = -1
 
     def __call__(self, step, total, loss, preview):
-        # Only draw for work that takes over a second, as the CLI contract says.
+        # Only for work that takes over a second, as the CLI contract says.
         if not self.enabled or time.perf_counter() - self.t0 < 1.0:
             return
         width = 30
         done = int(width * step / max(total, 1))
-        sys.stderr.write(f"\r{self.label} [{'#' * done}{'.' * (width - done)}] {step}/{total} loss {loss:.4f}")
+        line = f"{self.label} [{'#' * done}{'.' * (width - done)}] {step}/{total} loss {loss:.4f}"
+        if self.tty:
+            sys.stderr.write("\r" + line)
+        else:
+            decile = 10 * step // max(total, 1)
+            if decile == self.last_decile:
+                return
+            self.last_decile = decile
+            sys.stderr.write(line + "\n")
+        self.drawn = True
         sys.stderr.flush()
 
     def close(self):
-        if self.enabled and time.perf_counter() - self.t0 >= 1.0:
+        if self.enabled and self.tty and self.drawn:
             sys.stderr.write("\n")
 
 
@@ -115,7 +129,7 @@ def run(args) -> int:
     batch = len(photos) > 1
     if batch and args.output is not None and args.output.suffix and not args.output.is_dir():
         raise UsageError("with several photos, -o must be a folder")
-    show_progress = not (args.quiet or args.json) and sys.stderr.isatty() or (not (args.quiet or args.json) and batch)
+    show_progress = not (args.quiet or args.json)
 
     t_total = time.perf_counter()
     # Load the model once for the whole batch.
