@@ -326,6 +326,12 @@ def _to_8bit(a: np.ndarray) -> np.ndarray:
     return ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
+def display_rgb(photo: "Photo", native: np.ndarray | None = None) -> np.ndarray:
+    """HxWx3 uint8 RGB of `native` (default photo.native) in photo's layout:
+    what a viewer shows for a repair candidate."""
+    return _rgb_from_native(photo.native if native is None else native, photo.mode)
+
+
 def _rgb_from_native(native: np.ndarray, mode: str) -> np.ndarray:
     if _is_cmyk(native, mode):
         h, w = native.shape[:2]
