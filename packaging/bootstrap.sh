@@ -14,7 +14,7 @@ EXTRAS=${EXTRAS:-test}
 # real MP3s for the playback tests (lame) and an offline speech engine (espeak-ng).
 APT_PACKAGES="libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libglib2.0-0 libdbus-1-3 \
 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 \
-libxcb-render-util0 libxcb-image0 libpulse0 xvfb lame espeak-ng sox"
+libxcb-render-util0 libxcb-image0 libxcb-xkb1 libpulse0 xvfb lame espeak-ng sox libsox-fmt-mp3"
 
 missing=""
 for p in $APT_PACKAGES; do

@@ -11,6 +11,12 @@ os.environ.setdefault("FACEMEND_MODELS_DIR", "")
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _private_consent_file(tmp_path, monkeypatch):
+    """Cloud consent is per user; a test must never read or grant a real one."""
+    monkeypatch.setenv("FACEMEND_CONSENT_FILE", str(tmp_path / "consent.json"))
+
+
 @pytest.fixture(scope="session")
 def face_model():
     """The shipped default bundle, loaded once per test session."""
