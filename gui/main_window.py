@@ -226,6 +226,9 @@ class MainWindow(QMainWindow):
         r = mb.addMenu("&Repair")
         r.addAction(self.repair_action)
         r.addAction(self.cancel_action)
+        a = mb.addMenu("&Faces")
+        self.analysis_action = a.addAction("&Analyze faces and narrate…", self.show_analysis)
+        self.analysis_action.setShortcut("Ctrl+Shift+A")
         h = mb.addMenu("&Help")
         h.addAction(self.shortcuts_action)
         h.addAction(self.about_action)
@@ -364,6 +367,29 @@ class MainWindow(QMainWindow):
         self.candidates_dock.setWidget(self.candidate_strip)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.candidates_dock)
         self.candidates_dock.hide()
+
+    def show_analysis(self):
+        """Face analysis (local detector or Rekognition) and narration (offline
+        or Polly). Built on first use: it imports boto3, which the window's
+        start-up should not pay for; nothing is sent without consent."""
+        if getattr(self, "analysis_dock", None) is None:
+            from gui.analysis import AnalysisDock
+
+            dock = AnalysisDock(self, pool=self._pool)
+            dock.facesChanged.connect(lambda faces: self.canvas.set_faces(faces, -1))
+            dock.faceSelected.connect(lambda i: self.canvas.set_faces(self.canvas.faces, i))
+            dock.statusMessage.connect(lambda msg: self.statusBar().showMessage(msg, 10000))
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+            self.analysis_dock = dock
+        if self.photo is not None:
+            self.analysis_dock.set_photo(self.photo.rgb, Path(self.photo_path).name if self.photo_path else None)
+        if self.result is not None:
+            from core.narration import RepairSummary
+
+            self.analysis_dock.set_repair_summary(RepairSummary(len(self.result.faces), self.result.backend))
+        self.analysis_dock.show()
+        self.analysis_dock.raise_()
+        return self.analysis_dock
 
     def _make_status_bar(self) -> None:
         sb = self.statusBar()
@@ -511,6 +537,8 @@ class MainWindow(QMainWindow):
         if photo.frames > 1:
             note += f"; the file has {photo.frames} frames, only the first is shown and repaired"
         self.statusBar().showMessage(note + " — detecting faces…")
+        if getattr(self, "analysis_dock", None) is not None:
+            self.analysis_dock.set_photo(photo.rgb, name)
         self._start_detection()
         self._update_actions()
 

@@ -328,3 +328,18 @@ def test_window_opens_without_importing_tensorflow_on_the_gui_thread():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
     assert out.stdout.strip() == "[] True", out.stdout + out.stderr
+
+
+def test_faces_menu_opens_the_analysis_dock_on_the_current_photo(qtbot, window, photo):
+    from core.faces import Face
+
+    drop_files(window, [photo])
+    qtbot.waitUntil(lambda: window.photo is not None, timeout=10000)
+    assert getattr(window, "analysis_dock", None) is None  # not built at start-up (boto3 stays unloaded)
+    window.analysis_action.trigger()
+    dock = window.analysis_dock
+    assert dock.isVisible()
+    assert dock.rgb is not None and dock.rgb.shape == window.photo.rgb.shape
+    face = Face((10.0, 12.0, 30.0, 40.0), 0.99, None)
+    dock.facesChanged.emit([face])  # the dock's results are drawn on the canvas
+    assert window.canvas.faces == [face]
