@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QHeaderView,
+    QLineEdit,
     QMessageBox,
     QSpinBox,
     QTableWidget,
@@ -63,11 +64,25 @@ class SettingsDialog(QDialog):
         form.addRow("Candidates", self.candidates)
         form.addRow("Seed", self.seed)
         form.addRow("Backend", self.backend)
+        self.aws_region = QLineEdit(settings.aws_region)
+        self.aws_region.setPlaceholderText("default from AWS config, e.g. eu-west-1")
+        self.aws_profile = QLineEdit(settings.aws_profile)
+        self.aws_profile.setPlaceholderText("default profile")
+        self.aws_profile.setToolTip("A profile from ~/.aws/config; FaceMend never stores AWS keys")
+        form.addRow("AWS region", self.aws_region)
+        form.addRow("AWS profile", self.aws_profile)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        # Consents given to cloud features, each revocable here (built lazily:
+        # the consent module is small and imports no AWS SDK).
+        from cloud.consent import ConsentStore
+        from gui.consent_dialog import ConsentList
+
+        self.consents = ConsentList(ConsentStore(), parent=self)
+        layout.addWidget(self.consents)
         layout.addWidget(buttons)
 
     def settings(self) -> GuiSettings:
@@ -80,6 +95,8 @@ class SettingsDialog(QDialog):
             candidates=self.candidates.value(),
             seed=self.seed.value(),
             backend=self.backend.currentText().strip() or "auto",
+            aws_region=self.aws_region.text().strip(),
+            aws_profile=self.aws_profile.text().strip(),
         )
 
 

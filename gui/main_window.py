@@ -375,7 +375,9 @@ class MainWindow(QMainWindow):
         if getattr(self, "analysis_dock", None) is None:
             from gui.analysis import AnalysisDock
 
-            dock = AnalysisDock(self, pool=self._pool)
+            from cloud.aws import AwsClients
+
+            dock = AnalysisDock(self, pool=self._pool, clients=AwsClients(self.settings.aws_settings()))
             dock.facesChanged.connect(lambda faces: self.canvas.set_faces(faces, -1))
             dock.faceSelected.connect(lambda i: self.canvas.set_faces(self.canvas.faces, i))
             dock.statusMessage.connect(lambda msg: self.statusBar().showMessage(msg, 10000))
@@ -993,7 +995,10 @@ class MainWindow(QMainWindow):
             show_error(self, "Invalid settings", str(exc))
             return
         backend_changed = new.backend != self.settings.backend
+        aws_changed = (new.aws_region, new.aws_profile) != (self.settings.aws_region, self.settings.aws_profile)
         self.settings = new
+        if aws_changed and getattr(self, "analysis_dock", None) is not None:
+            self.analysis_dock.set_aws_settings(new.aws_settings())
         self._store_settings()
         if backend_changed and (self.engine is not None or self.engine_job is not None):
             self.start_engine()

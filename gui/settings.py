@@ -32,6 +32,16 @@ class GuiSettings:
     brush_size: int = 24  # diameter in photo pixels
     overlay_color: str = "#ff3060"
     overlay_opacity: float = 0.5
+    # AWS for face analysis/narration; empty = boto3's own resolution
+    # (AWS_REGION/AWS_PROFILE, ~/.aws/config). Never credentials: the standard
+    # chain provides those.
+    aws_region: str = ""
+    aws_profile: str = ""
+
+    def aws_settings(self):
+        from cloud.aws import AwsSettings
+
+        return AwsSettings(region=self.aws_region or None, profile=self.aws_profile or None)
 
     def completion_settings(self) -> CompletionSettings:
         """The core settings; restarts grow to cover the candidates asked for."""

@@ -343,3 +343,20 @@ def test_faces_menu_opens_the_analysis_dock_on_the_current_photo(qtbot, window, 
     face = Face((10.0, 12.0, 30.0, 40.0), 0.99, None)
     dock.facesChanged.emit([face])  # the dock's results are drawn on the canvas
     assert window.canvas.faces == [face]
+
+
+def test_settings_dialog_keeps_aws_region_and_lists_consents(qtbot, window):
+    from cloud.consent import ConsentStore
+    from gui.dialogs import SettingsDialog
+
+    ConsentStore().grant("rekognition", "eu-west-1")
+    dialog = SettingsDialog(window.settings, window)
+    qtbot.addWidget(dialog)
+    dialog.aws_region.setText("eu-west-1")
+    new = dialog.settings()
+    assert new.aws_region == "eu-west-1" and new.aws_settings().region == "eu-west-1"
+    assert new.aws_profile == "" and new.aws_settings().profile is None
+    listed = [dialog.consents.list.item(i).text() for i in range(dialog.consents.list.count())]
+    assert len(listed) == 1 and "eu-west-1" in listed[0]
+    window.apply_settings(new)
+    assert load_settings().aws_region == "eu-west-1"
