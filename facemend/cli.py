@@ -15,7 +15,7 @@ from core.errors import FaceMendError
 from facemend import __version__
 
 # Order is the order in `--help`.
-COMMANDS = ("repair", "models", "train")
+COMMANDS = ("repair", "faces", "narrate", "models", "train", "serve", "gui")
 
 EXIT_OK, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_UNAVAILABLE, EXIT_CANCELLED = 0, 2, 3, 4, 5
 

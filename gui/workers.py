@@ -64,7 +64,8 @@ def load_engine(backend: str = "auto", progress: Callable[[str], None] | None = 
     from facemend.backends import choose_backend
 
     info = bundles.read_manifest(bundles.find_bundle())
-    choice = choose_backend(backend, lambda: load_model(info.path))
+    # model=: an endpoint serving another model version is skipped, not trusted.
+    choice = choose_backend(backend, lambda: load_model(info.path), model=info.ref)
     completer = choice.completer
     return Engine(
         completer=completer,
@@ -72,7 +73,9 @@ def load_engine(backend: str = "auto", progress: Callable[[str], None] | None = 
         detector=default_detector(),
         backend=str(getattr(completer, "backend", backend)),
         device=str(getattr(completer, "device", "")),
-        notes=list(choice.notes),
+        # The same list the fallback wrapper appends to when an endpoint fails
+        # mid-repair, so the window can report those fallbacks too.
+        notes=choice.notes,
         seconds=time.perf_counter() - t0,
     )
 

@@ -33,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file (never the input)")
     p.add_argument("--aligned", action="store_true", help="PHOTO is already a crop aligned to the model; the mask is in the same frame")
     p.add_argument("--face", type=int, metavar="INDEX", help="repair only this face (0 = most confident detection)")
-    p.add_argument("--backend", default="auto", help="auto (GPU, then CPU), gpu or cpu")
+    p.add_argument("--backend", default="auto", help="auto (local GPU, then the FACEMEND_ENDPOINTS endpoints in order, then the local CPU), "
+                   "gpu, cpu, an endpoint name from FACEMEND_ENDPOINTS (lambda, gke, …), a service URL, or a comma-separated "
+                   "list tried in order (e.g. gke,lambda,cpu); the API key comes from FACEMEND_API_KEY")
     p.add_argument("--model", default=None, help="bundle folder or name[@version]; default the shipped bundle")
     p.add_argument("--steps", type=int, default=_DEFAULTS.steps, help=f"latent search steps (default {_DEFAULTS.steps})")
     p.add_argument("--restarts", type=int, default=_DEFAULTS.restarts, help=f"restarts searched together (default {_DEFAULTS.restarts})")
@@ -139,18 +141,23 @@ def run(args) -> int:
     from facemend.backends import choose_backend
 
     bundle = bundles.read_manifest(bundles.find_bundle(args.model))
-    choice = choose_backend(args.backend, lambda: load_model(bundle.path))
-    load_seconds = time.perf_counter() - t
-    for note in choice.notes:
+    def say(note: str) -> None:
         if not args.json:
             print(f"facemend: {note}", file=sys.stderr)
+
+    # on_note: fallbacks that happen mid-batch (an endpoint dies) are said as
+    # they happen; all of them also land in the JSON report's notes.
+    choice = choose_backend(args.backend, lambda: load_model(bundle.path), model=bundle.ref, on_note=say)
+    load_seconds = time.perf_counter() - t
+    for note in list(choice.notes):
+        say(note)
 
     from core.faces import default_detector
     from core.repair import repair
 
     detector = None if args.aligned else default_detector()
     cancel = CancelToken()
-    report = {"outputs": [], "faces": [], "notes": list(choice.notes)}
+    report = {"outputs": [], "faces": [], "notes": []}
     errors = []
     last = None
     for photo_path in photos:
@@ -194,6 +201,8 @@ def run(args) -> int:
             print(f"facemend: error: {photo_path}: {exc}", file=sys.stderr)
     if last is None:
         raise errors[0][1]
+    photo_notes, report["notes"] = report["notes"], list(choice.notes)
+    report["notes"] += photo_notes
     report.update({
         "backend": last.backend,
         "device": last.device,
