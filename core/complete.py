@@ -31,6 +31,7 @@ from core.errors import BadInputError, CancelledError
 from core.lazy_tf import tf
 from core.model import FaceModel
 from core.model_build import to_float, to_uint8
+from core.ood import projection_score
 
 
 @dataclass(frozen=True)
@@ -128,23 +129,29 @@ class LocalCompleter:
         self._steps[key] = step
         return step
 
-    def _initial_z(self, y: np.ndarray, hole: np.ndarray, restarts: int, use_encoder: bool, seed: int) -> np.ndarray:
+    def _encode(self, y: np.ndarray, hole: np.ndarray) -> np.ndarray | None:
+        """The encoder's estimate of z for the damaged face, or None without an encoder."""
+        if self.model.encoder is None:
+            return None
+        z0, _ = self.model.encoder([y * (1 - hole), hole], training=False)
+        return z0.numpy()[0]
+
+    def _initial_z(self, z0: np.ndarray | None, restarts: int, use_encoder: bool, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)
         dim = self.model.z_dim
-        if use_encoder and self.model.encoder is not None:
-            z0, _ = self.model.encoder([y * (1 - hole), hole], training=False)
-            z0 = z0.numpy()[0]
+        if use_encoder and z0 is not None:
             noise = rng.standard_normal((restarts, dim)).astype(np.float32) * self.tuning.jitter
             noise[0] = 0.0  # restart 0 is the encoder's own estimate
             return (z0[None, :] + noise).astype(np.float32)
         return rng.standard_normal((restarts, dim)).astype(np.float32)
 
-    def ood_score(self, y: np.ndarray, hole: np.ndarray) -> tuple[float, bool]:
-        if self.model.encoder is None or self.model.ood is None:
+    def ood_score(self, y: np.ndarray, known: np.ndarray, z0: np.ndarray | None) -> tuple[float, bool]:
+        """Input drift (core.ood) and whether it passes the bundle's threshold."""
+        if z0 is None:
             return float("nan"), False
-        _, emb = self.model.encoder([y * (1 - hole), hole], training=False)
-        score = float(self.model.ood.score(emb.numpy())[0])
-        return score, score > self.model.ood.threshold
+        g0 = self.model.generator(z0[None], training=False).numpy()[0]
+        score = projection_score(y[0], g0, known)
+        return score, self.model.ood is not None and score > self.model.ood.threshold
 
     # -- public API ------------------------------------------------------
     def complete(
@@ -177,8 +184,9 @@ class LocalCompleter:
         known_t = known.astype(np.float32)[None, :, :, None]
         w = weighted_context_mask(known, tune.window, tune.context_floor)[None, :, :, None]
         with self.model.lock:
-            z = tf.constant(self._initial_z(y, hole, s.restarts, s.use_encoder, s.seed))
-            ood, ood_warn = self.ood_score(y, hole)
+            z0 = self._encode(y, hole)
+            z = tf.constant(self._initial_z(z0, s.restarts, s.use_encoder, s.seed))
+            ood, ood_warn = self.ood_score(y, known, z0)
             step = self._step_fn(use_critic, float(z_prior))
             opt = (tf.zeros_like(z), tf.zeros_like(z))
             args = [tf.constant(a) for a in (y, known_t, w, hole)]

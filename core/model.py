@@ -12,21 +12,16 @@ from core import bundle as bundles
 from core.api import ModelRef
 
 
-@dataclass
-class OodStats:
-    """Embedding statistics of in-distribution faces (encoder embedding space)."""
+@dataclass(frozen=True)
+class OodThreshold:
+    """Warning threshold of core.ood.projection_score, calibrated per bundle."""
 
-    mean: np.ndarray
-    inv_cov: np.ndarray
     threshold: float
-
-    def score(self, embedding: np.ndarray) -> np.ndarray:
-        d = np.atleast_2d(embedding) - self.mean
-        return np.sqrt(np.einsum("ij,jk,ik->i", d, self.inv_cov, d) / self.mean.shape[0])
+    method: str = "projection"
 
 
 class FaceModel:
-    def __init__(self, info: bundles.BundleInfo, generator, critic=None, encoder=None, ood: OodStats | None = None):
+    def __init__(self, info: bundles.BundleInfo, generator, critic=None, encoder=None, ood: OodThreshold | None = None):
         self.info = info
         self.generator = generator
         self.critic = critic
@@ -77,7 +72,6 @@ def load_model(spec: str | Path | None = None, *, verify: bool = True) -> FaceMo
         encoder = build_encoder(z_dim=info.z_dim, image_size=info.image_size, **_architecture(info, "encoder"))
         load_weights(encoder, info.file("encoder"))
     ood = None
-    if "ood" in info.files:
-        with np.load(info.file("ood"), allow_pickle=False) as d:
-            ood = OodStats(d["mean"], d["inv_cov"], float(d["threshold"]))
+    if isinstance(info.manifest.get("ood"), dict) and "threshold" in info.manifest["ood"]:
+        ood = OodThreshold(float(info.manifest["ood"]["threshold"]), str(info.manifest["ood"].get("method", "projection")))
     return FaceModel(info, gen, critic, encoder, ood)

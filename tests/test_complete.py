@@ -147,3 +147,15 @@ def test_membrane_blend_meets_the_photo_at_the_border_of_a_large_hole():
     out = membrane_blend(fill, photo, hole)
     assert abs(out[100, 450, 0] - 100) < 3  # at the border: the photo's level
     assert abs(out[300, 450, 0] - 100) < 3  # constant offset: the membrane is flat
+
+
+def test_drift_score_warns_on_a_non_face_but_not_on_a_face(completer, damaged):
+    import cv2
+    import skimage.data
+
+    original, _, hole = damaged
+    texture = cv2.resize(skimage.data.coffee()[:300, :300], (64, 64), interpolation=cv2.INTER_AREA)
+    face = _run(completer, original, hole, steps=1, restarts=1)
+    other = _run(completer, texture, hole, steps=1, restarts=1)
+    assert not face.ood_warning and other.ood_warning
+    assert other.ood_score > face.ood_score

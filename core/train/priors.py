@@ -212,33 +212,14 @@ def evaluate_encoder(enc, gen, z_dim: int, size: int, n: int = 256, seed: int = 
     return out
 
 
-def compute_ood_stats(enc, gen, z_dim: int, size: int, n: int = 4096, seed: int = 9_000_003):
-    """Mean and (shrunk) inverse covariance of the encoder embedding of
-    unmasked generator faces: the reference distribution the input drift score
-    measures distance to."""
-    rng = np.random.default_rng(seed)
-    z = rng.standard_normal((n, z_dim)).astype(np.float32)
-    x = synthetic.degrade(rng, gen.predict(z, batch_size=128, verbose=0))
-    m = np.zeros((n, size, size, 1), np.float32)
-    _, emb = enc.predict([x, m], batch_size=128, verbose=0)
-    mean = emb.mean(0)
-    cov = np.cov(emb, rowvar=False)
-    shrink = 0.1
-    cov = (1 - shrink) * cov + shrink * np.trace(cov) / cov.shape[0] * np.eye(cov.shape[0])
-    return mean.astype(np.float32), np.linalg.inv(cov).astype(np.float32), emb
-
-
-def export_to_bundle(bundle_dir: Path, role: str, model, record: dict, extra_files: dict[str, Path] | None = None) -> None:
+def export_to_bundle(bundle_dir: Path, role: str, model, record: dict) -> None:
     """Write `<role>.npz` into the bundle and record its training in the manifest."""
     from core.networks import save_weights
 
     bundle_dir = Path(bundle_dir)
     manifest = json.loads((bundle_dir / bundles.MANIFEST).read_text())
     save_weights(model, bundle_dir / f"{role}.npz")
-    entry = {"path": f"{role}.npz", **{k: v for k, v in record.items() if not k.endswith("_record")}}
-    manifest["files"][role] = entry
-    for extra_role, path in (extra_files or {}).items():
-        manifest["files"][extra_role] = {"path": path.name, **record.get(f"{extra_role}_record", {})}
+    manifest["files"][role] = {"path": f"{role}.npz", **record}
     bundles.write_manifest(bundle_dir, manifest)
 
 
@@ -263,24 +244,9 @@ def build_encoder_into_bundle(bundle_dir: Path, run_dir: Path, cfg: PriorTrainCo
     info, gen = _generator(bundle_dir)
     enc = out["model"]
     evaluation = evaluate_encoder(enc, gen, info.z_dim, info.image_size)
-    mean, inv_cov, emb = compute_ood_stats(enc, gen, info.z_dim, info.image_size)
-    scores = np.sqrt(np.einsum("ij,jk,ik->i", emb - mean, inv_cov, emb - mean) / mean.shape[0])
-    # Provisional threshold; recalibrated on real photos vs non-faces by
-    # `facemend models calibrate-ood` (bench/evalset) before release.
-    threshold = float(np.quantile(scores, 0.999))
-    ood_path = Path(bundle_dir) / "ood.npz"
-    tmp = ood_path.with_name("ood.npz.tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, mean=mean, inv_cov=inv_cov, threshold=np.float32(threshold))
-    tmp.replace(ood_path)
     record = _record(cfg, run_dir, out["summary"], evaluation,
                      "Adam, loss |E(x*(1-m), m) - z|^2 + 4 |G(E) - x|_1 through the frozen generator; inputs degraded (blur, JPEG, noise, exposure)")
-    record["ood_record"] = {
-        "what": "mean and shrunk inverse covariance of encoder embeddings (256-d) of 4096 degraded unmasked generator faces; "
-                "score = Mahalanobis distance / sqrt(256)",
-        "threshold_source": "99.9th percentile of in-distribution scores (provisional)",
-    }
-    export_to_bundle(bundle_dir, "encoder", enc, record, extra_files={"ood": ood_path})
+    export_to_bundle(bundle_dir, "encoder", enc, record)
 
 
 def build_critic_into_bundle(bundle_dir: Path, run_dir: Path, cfg: PriorTrainConfig) -> None:
