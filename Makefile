@@ -15,5 +15,11 @@ test: deps
 bench: deps
 	$(VENV)/bin/python bench/completion.py
 
+# Full installer build (not in CI: ~9 min, 1.2 GB): one-dir bundle + .deb, then the smoke test.
+package: deps
+	EXTRAS=test,package bash packaging/bootstrap.sh
+	bash packaging/build_linux.sh
+	bash packaging/smoke_test.sh
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info

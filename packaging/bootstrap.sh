@@ -11,10 +11,12 @@ VENV=${VENV:-.venv}
 EXTRAS=${EXTRAS:-test}
 
 # Qt (xcb + offscreen), QtMultimedia (libpulse0), offscreen test window (xvfb),
-# real MP3s for the playback tests (lame) and an offline speech engine (espeak-ng).
+# real MP3s for the playback tests (lame) and an offline speech engine (espeak-ng);
+# the installer checks validate the .desktop entry and compile the NSIS script.
 APT_PACKAGES="libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libglib2.0-0 libdbus-1-3 \
 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 \
-libxcb-render-util0 libxcb-image0 libxcb-xkb1 libpulse0 xvfb lame espeak-ng sox libsox-fmt-mp3"
+libxcb-render-util0 libxcb-image0 libxcb-xkb1 libpulse0 xvfb lame espeak-ng sox libsox-fmt-mp3 \
+desktop-file-utils nsis binutils"
 
 missing=""
 for p in $APT_PACKAGES; do
