@@ -13,9 +13,18 @@ import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QEventLoop
+from PySide6.QtCore import QEventLoop, QTimer
 
 PHOTO = Path(__file__).resolve().parents[1] / "tests" / "data" / "photos" / "faceapi_sample1.jpg"
+
+
+def _spin(msecs: int) -> None:
+    """Run Qt's own event loop for a while. Not repeated processEvents():
+    PySide6 6.12.0 loses a reference to None on every such call, and enough
+    of them end the process ("Fatal Python error: none_dealloc")."""
+    loop = QEventLoop()
+    QTimer.singleShot(msecs, loop.quit)
+    loop.exec()
 
 
 def _wait(condition, timeout: float, what: str) -> None:
@@ -23,8 +32,7 @@ def _wait(condition, timeout: float, what: str) -> None:
     while not condition():
         if time.monotonic() > end:
             raise SystemExit(f"timed out waiting for {what}")
-        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
-        time.sleep(0.02)
+        _spin(50)
 
 
 def _shrink(path: str, limit: int = 400_000) -> None:
@@ -72,9 +80,7 @@ def main(out: str = "docs/screenshot.png") -> int:
     x, y, bw, bh = w.faces[face].box
     w.canvas.set_zoom(1.7, w.canvas.map_from_photo(x + bw / 2, y + bh / 2))
     w.canvas.set_split((x + bw / 2) / w.photo.width)
-    for _ in range(10):
-        app.processEvents()
-        time.sleep(0.05)
+    _spin(500)
     w.grab().save(out)
     _shrink(out)
     print(f"saved {out}: {w.statusBar().currentMessage()} | {w.engine_label.text()}")

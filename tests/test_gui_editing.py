@@ -322,8 +322,12 @@ def test_window_opens_without_importing_tensorflow_on_the_gui_thread():
         "builtins.__import__ = spy\n"
         "from gui.app import make_app; app = make_app()\n"
         "from gui.main_window import MainWindow; w = MainWindow(); w.show()\n"
-        "end = time.monotonic() + 1.0\n"
-        "while time.monotonic() < end: app.processEvents()\n"
+        # One C++ event loop for a second. Not a Python loop of processEvents():
+        # PySide6 6.12.0's binding drops a reference to None on every call and
+        # a fast machine reaches None's refcount in well under a second
+        # ("Fatal Python error: none_dealloc").
+        "from PySide6.QtCore import QEventLoop, QTimer\n"
+        "loop = QEventLoop(); QTimer.singleShot(1000, loop.quit); loop.exec()\n"
         "print(sorted(set(seen)), w.engine_job is not None); sys.stdout.flush(); os._exit(0)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
