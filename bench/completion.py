@@ -130,8 +130,9 @@ def main(argv=None) -> int:
 
     variants = {
         "facemend (default)": (completer, default),
-        "no critic (λ=0)": (completer, replace(default, use_critic=False, prior_weight=0.0)),
-        "z-prior instead of critic": (LocalCompleter(model, replace(SearchTuning(), z_prior_weight=0.01)), replace(default, use_critic=False)),
+        "critic prior λ=0.003": (completer, replace(default, use_critic=True, prior_weight=0.003)),
+        "critic prior λ=0.03": (completer, replace(default, use_critic=True, prior_weight=0.03)),
+        "z-prior (no critic)": (LocalCompleter(model, replace(SearchTuning(), z_prior_weight=0.01)), replace(default, use_critic=False)),
         "no encoder (random z)": (completer, replace(default, use_encoder=False)),
         "no Poisson": (completer, replace(default, poisson=False)),
     }

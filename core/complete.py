@@ -103,7 +103,8 @@ class LocalCompleter:
                 prior = tf.zeros_like(context)
                 if use_critic:
                     composite = known * y + (1.0 - known) * g
-                    logits = critic([composite, hole], training=False)[:, 0]
+                    holes = tf.repeat(hole, tf.shape(g)[0], axis=0)  # one context, every restart
+                    logits = critic([composite, holes], training=False)[:, 0]
                     prior = tf.nn.softplus(-logits)  # -log C(composite)
                     loss = loss + lam * prior
                 if z_prior_weight > 0:

@@ -159,3 +159,13 @@ def test_drift_score_warns_on_a_non_face_but_not_on_a_face(completer, damaged):
     other = _run(completer, texture, hole, steps=1, restarts=1)
     assert not face.ood_warning and other.ood_warning
     assert other.ood_score > face.ood_score
+
+
+def test_critic_prior_scores_every_restart_and_keeps_the_context(completer, damaged, face_model):
+    assert face_model.critic is not None
+    _, y, hole = damaged
+    plain = _run(completer, y, hole, steps=3, restarts=3, candidates=3, use_critic=False)
+    prior = _run(completer, y, hole, steps=3, restarts=3, candidates=3, use_critic=True, prior_weight=0.05)
+    assert all(np.array_equal(c.image[~hole], y[~hole]) for c in prior.candidates)
+    # -log C(composite) > 0 is added to every restart's loss.
+    assert min(c.loss for c in prior.candidates) > min(c.loss for c in plain.candidates)
