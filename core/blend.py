@@ -93,7 +93,6 @@ def membrane_blend(fill: np.ndarray, photo: np.ndarray, mask: np.ndarray, coarse
     h, w = sub_mask.shape
     scale = min(1.0, coarse_side / max(h, w))
     ch, cw = max(3, round(h * scale)), max(3, round(w * scale))
-    small_mask = cv2.resize(sub_mask.astype(np.uint8), (cw, ch), interpolation=cv2.INTER_NEAREST).astype(bool)
     # Border values: the offset measured just outside the hole, averaged down.
     ring = cv2.dilate(sub_mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~sub_mask
     weight = ring.astype(np.float64)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.lazy_tf import keras, tf
+from core.lazy_tf import keras
 
 # PyTorch's BatchNorm default; the imported generator was trained with it.
 BN_EPSILON = 1e-5

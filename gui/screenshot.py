@@ -54,7 +54,7 @@ def main(out: str = "docs/screenshot.png") -> int:
     from gui.mask_layer import MaskEditCommand
     from gui.settings import GuiSettings
 
-    app = make_app()
+    app = make_app()  # noqa: F841  (the QApplication must outlive the window)
     w = MainWindow()
     w.settings = replace(GuiSettings(), steps=120, restarts=3, candidates=3, seed=1)
     w.resize(1400, 860)
