@@ -23,3 +23,45 @@ def face_model():
     from core.model import load_model
 
     return load_model()
+
+
+# --- Qt fixtures shared by the GUI test modules -------------------------------
+
+
+@pytest.fixture
+def isolated_settings(tmp_path):
+    """Its own QSettings INI file per test: a developer's settings are never
+    read or written (labelme's e2e tests do the same)."""
+    from PySide6.QtCore import QSettings
+
+    from gui.settings import open_settings
+
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    yield
+    open_settings().sync()
+
+
+@pytest.fixture
+def messages(monkeypatch):
+    """Message boxes recorded instead of blocking; questions answered from
+    `answers` (Cancel when it runs out)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    log = {"warning": [], "question": [], "answers": []}
+
+    def warning(parent, title, text, *a, **k):
+        log["warning"].append((title, text))
+        return QMessageBox.StandardButton.Ok
+
+    def question(parent, title, text, *a, **k):
+        log["question"].append((title, text))
+        return log["answers"].pop(0) if log["answers"] else QMessageBox.StandardButton.Cancel
+
+    def exec_(box):
+        log["warning"].append((box.windowTitle(), box.text()))
+        return QMessageBox.StandardButton.Ok
+
+    monkeypatch.setattr(QMessageBox, "warning", staticmethod(warning))
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(question))
+    monkeypatch.setattr(QMessageBox, "exec", exec_)
+    return log

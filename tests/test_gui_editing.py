@@ -11,47 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from gui.canvas import qimage_from_rgb
 from gui.main_window import MainWindow
-from gui.settings import load_settings, open_settings, recent_files
+from gui.settings import load_settings, recent_files
 
 PHOTOS = Path(__file__).parent / "data" / "photos"
+pytestmark = pytest.mark.usefixtures("isolated_settings")
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def isolated_settings(tmp_path):
-    """Every test gets its own INI file; a developer's settings are never read or written."""
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
-    yield
-    open_settings().sync()
-
-
-@pytest.fixture
-def messages(monkeypatch):
-    """Message boxes recorded instead of blocking; questions answered with `answers`."""
-    log = {"warning": [], "question": [], "answers": []}
-
-    def warning(parent, title, text, *a, **k):
-        log["warning"].append((title, text))
-        return QMessageBox.StandardButton.Ok
-
-    def question(parent, title, text, *a, **k):
-        log["question"].append((title, text))
-        return log["answers"].pop(0) if log["answers"] else QMessageBox.StandardButton.Cancel
-
-    def exec_(box):
-        log["warning"].append((box.windowTitle(), box.text()))
-        return QMessageBox.StandardButton.Ok
-
-    monkeypatch.setattr(QMessageBox, "warning", staticmethod(warning))
-    monkeypatch.setattr(QMessageBox, "question", staticmethod(question))
-    monkeypatch.setattr(QMessageBox, "exec", exec_)
-    return log
 
 
 @pytest.fixture

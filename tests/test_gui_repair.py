@@ -9,47 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtCore import Qt
 
 from core.repair import SEAM_DILATION_PX, dilate
 from gui import workers
 from gui.main_window import MainWindow
-from gui.settings import open_settings
 
 PHOTOS = Path(__file__).parent / "data" / "photos"
-
-
-@pytest.fixture(autouse=True)
-def isolated_settings(tmp_path):
-    """Every test gets its own INI file; a developer's settings are never read or written."""
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
-    yield
-    open_settings().sync()
+pytestmark = pytest.mark.usefixtures("isolated_settings")
 
 
 @pytest.fixture(scope="module")
 def engine():
     """TensorFlow, the shipped bundle and the detector, loaded once for the module."""
     return workers.load_engine("auto")
-
-
-@pytest.fixture
-def messages(monkeypatch):
-    log = {"warning": [], "question": []}
-
-    def warning(parent, title, text, *a, **k):
-        log["warning"].append((title, text))
-        return QMessageBox.StandardButton.Ok
-
-    def question(parent, title, text, *a, **k):
-        log["question"].append((title, text))
-        return QMessageBox.StandardButton.Cancel
-
-    monkeypatch.setattr(QMessageBox, "warning", staticmethod(warning))
-    monkeypatch.setattr(QMessageBox, "question", staticmethod(question))
-    monkeypatch.setattr(QMessageBox, "exec", lambda box: log["warning"].append((box.windowTitle(), box.text())))
-    return log
 
 
 @pytest.fixture
