@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import BundleError
+from core.files import atomic_write
 
 MANIFEST = "manifest.json"
 # Versions of the manifest layout this code understands.
@@ -169,6 +170,5 @@ def write_manifest(folder: Path, manifest: dict) -> None:
         p = folder / f["path"]
         f["bytes"] = p.stat().st_size
         f["sha256"] = sha256_file(p)
-    tmp = folder / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    tmp.replace(folder / MANIFEST)
+    text = (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode("utf-8")
+    atomic_write(folder / MANIFEST, lambda fh: fh.write(text), overwrite=True)

@@ -24,16 +24,15 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.errors import BadInputError, UsageError
+from core.files import OutputExistsError, atomic_write  # noqa: F401  (part of this module's API)
 
 DEFAULT_MAX_PIXELS = 80_000_000
 READ_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "DIB", "GIF", "AVIF", "JPEG2000", "PPM", "QOI", "TGA")
@@ -53,10 +52,6 @@ _ORIENTATION_TAG = 0x0112
 # Formats whose EXIF is a block of its own; in TIFF the "EXIF" is the file's
 # own tag directory (strip offsets and all), which must not be copied.
 _EXIF_FORMATS = {"JPEG", "MPO", "PNG", "WEBP"}
-
-
-class OutputExistsError(BadInputError):
-    """The output path exists (and overwriting was not asked for) or is the original."""
 
 
 @dataclass
@@ -507,61 +502,6 @@ def _encode_for_format(photo: Photo, a: np.ndarray, fmt: str, quality: int):
 def _flatten_on_white(a: np.ndarray) -> np.ndarray:
     colour, alpha = a[:, :, :-1].astype(np.float32), a[:, :, -1:].astype(np.float32) / 255.0
     return np.clip(colour * alpha + 255.0 * (1.0 - alpha) + 0.5, 0, 255).astype(np.uint8)
-
-
-def atomic_write(target: str | Path, write: Callable, *, overwrite: bool) -> Path:
-    """Call write(binary_file) on a temporary file beside `target`, then move it
-    into place. Without `overwrite`, an existing target is never replaced (a
-    hard link makes the final step fail rather than clobber a file that
-    appeared meanwhile). The temporary file never survives a failure."""
-    target = Path(target)
-    folder = target.parent
-    if not folder.is_dir():
-        raise BadInputError(f"{target}: folder {folder} does not exist")
-    if target.is_dir():
-        raise BadInputError(f"{target}: is a folder")
-    if not overwrite and target.exists():
-        raise OutputExistsError(f"{target}: already exists; choose another name or allow overwriting")
-    tmp = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
-    try:
-        # os.open with 0o666 lets the umask decide permissions, as for any new file.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    except OSError as exc:
-        raise BadInputError(f"{target}: cannot write in {folder} ({exc.strerror or exc})") from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            _move_no_clobber(tmp, target)
-    except BaseException as exc:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError) and not isinstance(exc, FileExistsError):
-            raise BadInputError(f"{target}: could not write ({exc.strerror or exc})") from exc
-        if isinstance(exc, ValueError):  # an encoder refusing the pixels
-            raise BadInputError(f"{target}: could not encode ({exc})") from exc
-        raise
-    return target
-
-
-def _move_no_clobber(tmp: Path, target: Path) -> None:
-    try:
-        os.link(tmp, target)
-    except FileExistsError:
-        raise OutputExistsError(f"{target}: already exists; choose another name or allow overwriting") from None
-    except OSError:
-        # File systems without hard links: the check above is the best we can do.
-        if target.exists():
-            raise OutputExistsError(f"{target}: already exists; choose another name or allow overwriting") from None
-        os.replace(tmp, target)
-        return
-    tmp.unlink()
 
 
 # --- PNG bytes (cloud protocol) ---------------------------------------------

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from core import bundle as bundles
 from core.errors import BadInputError
+from core.files import publish, temp_folder_beside
 
 
 def sample_faces(generator, n: int, seed: int, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -66,8 +66,7 @@ def create_bundle_from_gan_face_generate(source, out: Path, *, verify_sha256=Tru
     out = Path(out)
     # Build in a temp folder beside the target and rename at the end, so a
     # failed import never leaves a folder that looks like a bundle.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    work = temp_folder_beside(out)
     try:
         provenance = import_generator(source, work / "generator.npz", verify_sha256=verify_sha256)
         gen = build_generator()
@@ -95,9 +94,7 @@ def create_bundle_from_gan_face_generate(source, out: Path, *, verify_sha256=Tru
             },
         }
         bundles.write_manifest(work, manifest)
-        if out.exists():
-            out.rmdir()  # caller checked it is empty
-        work.rename(out)
+        publish(work, out)  # the caller checked `out` is absent or empty
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.files import atomic_write
 from core.lazy_tf import keras
 
 # PyTorch's BatchNorm default; the imported generator was trained with it.
@@ -106,10 +107,7 @@ def save_weights(model, path: str | Path) -> None:
     for layer in model.layers:
         for i, w in enumerate(layer.weights):
             arrays[f"{layer.name}/{i}"] = np.asarray(w.numpy())
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    tmp.replace(path)
+    atomic_write(path, lambda fh: np.savez(fh, **arrays), overwrite=True)
 
 
 def load_weights(model, path: str | Path) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 
 from core.api import CancelToken
 from core.errors import BadInputError, CancelledError, UsageError
+from core.files import atomic_write
 from core.train.prepare import FEATURE_IMAGE, read_summary
 
 CONFIG = "config.json"
@@ -198,9 +199,8 @@ def write_scalar(tag: str, value: float) -> None:
 
 
 def _write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    text = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
+    atomic_write(path, lambda fh: fh.write(text), overwrite=True)
 
 
 def read_run(run: str | Path) -> tuple[dict, dict]:
@@ -262,9 +262,7 @@ def save_grid(images: np.ndarray, path: Path, columns: int = SAMPLE_GRID) -> Non
     ok, buf = cv2.imencode(".png", grid[:, :, ::-1])
     if not ok:
         raise RuntimeError("PNG encoding failed")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buf.tobytes())
-    tmp.replace(path)
+    atomic_write(path, lambda fh: fh.write(buf.tobytes()), overwrite=True)
 
 
 # --- training -----------------------------------------------------------------------

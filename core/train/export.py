@@ -16,7 +16,7 @@ from pathlib import Path
 from core import bundle as bundles
 from core.errors import BadInputError, UsageError
 from core.train.dcgan import CHECKPOINTS, read_run
-from core.train.prepare import publish, temp_folder_beside
+from core.files import publish, temp_folder_beside
 
 MODEL_CARD = "MODEL_CARD.md"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

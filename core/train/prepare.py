@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
-import secrets
 import shutil
 import tarfile
 import time
@@ -26,6 +25,7 @@ import numpy as np
 
 from core import bundle as bundles
 from core.errors import BadInputError, UsageError
+from core.files import atomic_write, publish, temp_folder_beside
 
 SUMMARY = "summary.json"
 DATA_FORMAT = "facemend-aligned-faces"
@@ -345,9 +345,8 @@ def _write_summary(folder: Path, summary: PrepareSummary, options: PrepareOption
         "shards": summary.shards,
         "seconds": summary.seconds,
     }
-    tmp = folder / (SUMMARY + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(folder / SUMMARY)
+    text = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
+    atomic_write(folder / SUMMARY, lambda fh: fh.write(text), overwrite=True)
 
 
 def read_summary(data: str | Path) -> dict:
@@ -366,20 +365,3 @@ def read_summary(data: str | Path) -> dict:
         if not (data / shard["path"]).exists():
             raise BadInputError(f"{data / shard['path']}: missing shard listed in {SUMMARY}")
     return doc
-
-
-
-def temp_folder_beside(out: Path) -> Path:
-    """A new empty folder next to `out` (same filesystem, so the final rename
-    is atomic), hidden, made with the user's umask like any mkdir."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = out.parent / f".{out.name}.{secrets.token_hex(4)}.partial"
-    work.mkdir()
-    return work
-
-
-def publish(work: Path, out: Path) -> None:
-    """Rename the finished temp folder to `out` (absent or empty: callers check)."""
-    if out.exists():
-        out.rmdir()
-    work.rename(out)
