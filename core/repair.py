@@ -44,8 +44,11 @@ def detect_faces(photo_rgb: np.ndarray, detector: FaceDetector) -> list[Face]:
     return [f for f in detector.detect(photo_rgb) if f.landmarks is not None]
 
 
-def plan_faces(request: RepairRequest, faces: list[Face], bundle: BundleInfo, shape) -> list[tuple[int, Face, align.Alignment, np.ndarray]]:
-    """Which faces to complete, each with its photo-frame mask."""
+def plan_faces(request: RepairRequest, mask: np.ndarray | None, faces: list[Face], bundle: BundleInfo, shape):
+    """Which faces to complete, each as (index, face, alignment, photo-frame
+    mask); and, for a painted `mask`, the photo pixels the planned faces' crops
+    cover (None for presets), so masked pixels outside them can be found
+    without warping each face region a second time."""
     if not faces:
         raise BadInputError("no face found in the photo")
     template = np.asarray(bundle.landmark_template)
@@ -56,19 +59,23 @@ def plan_faces(request: RepairRequest, faces: list[Face], bundle: BundleInfo, sh
             raise UsageError(f"--face {request.face_index}: the photo has {len(faces)} face(s), indices 0..{len(faces) - 1}")
         indices = [request.face_index]
     plan = []
+    covered = None if mask is None else np.zeros(shape, bool)
     for i in indices:
         al = align.compute_alignment(faces[i].landmarks, template, size, shape)
-        if request.mask_type is not None:
+        if mask is None:
             amask = preset_mask(request.mask_type, size, template, seed=request.settings.seed)
             pmask = align.aligned_mask_to_photo(amask, al)
         else:
-            pmask = request.mask & align.face_region_in_photo(al)
+            region = align.face_region_in_photo(al)
+            pmask = mask & region
+            if pmask.any():
+                covered |= region
         if pmask.any():
             plan.append((i, faces[i], al, pmask))
     if not plan:
         which = f"face {request.face_index}" if request.face_index is not None else "every detected face"
         raise BadInputError(f"the mask lies outside {which}; paint over the damaged part of a face")
-    return plan
+    return plan, covered
 
 
 def repair(
@@ -88,21 +95,23 @@ def repair(
     seconds = {"load": 0.0, "detect": 0.0, "complete": 0.0, "blend": 0.0}
     if (request.mask is None) == (request.mask_type is None):
         raise UsageError("give exactly one of a mask and a mask type")
+    mask = None
     if request.mask is not None:
         mask = np.asarray(request.mask)
         # Any non-zero value is "fill", whatever the dtype a caller painted with.
-        request.mask = validate_mask(mask if mask.dtype == np.bool_ else mask != 0, (h, w))
+        mask = validate_mask(mask if mask.dtype == np.bool_ else mask != 0, (h, w))
     size = bundle.image_size
     notes: list[str] = []
 
     if request.aligned:
         if (h, w) != (size, size):
             raise BadInputError(f"--aligned needs a {size}x{size} crop aligned to {bundle.ref}; this image is {w}x{h}")
-        amask = request.mask if request.mask is not None else preset_mask(
+        amask = mask if mask is not None else preset_mask(
             request.mask_type, size, np.asarray(bundle.landmark_template), seed=request.settings.seed)
         identity = np.array([[1.0, 0, 0], [0, 1.0, 0]])
         al = align.Alignment(identity, identity, size, (h, w))
         plan = [(0, Face((0.0, 0.0, float(w), float(h)), 1.0, tuple(map(tuple, bundle.landmark_template))), al, amask)]
+        covered = None
     else:
         if faces is None:
             if detector is None:
@@ -112,7 +121,7 @@ def repair(
             t = time.perf_counter()
             faces = detect_faces(rgb, detector)
             seconds["detect"] = time.perf_counter() - t
-        plan = plan_faces(request, faces, bundle, (h, w))
+        plan, covered = plan_faces(request, mask, faces, bundle, (h, w))
 
     repairs: list[FaceRepair] = []
     total_steps = request.settings.steps * len(plan)
@@ -145,29 +154,32 @@ def repair(
 
     t = time.perf_counter()
     n_candidates = min(len(r.completion.candidates) for r in repairs)
+    plan_by_index = {p[0]: p for p in plan}
+    # Where each face's fill is pasted: its mask, plus the seam ring outside it.
+    # Computed once; the candidates loop below reuses them.
+    pastes = {}
+    for r in repairs:
+        pmask = plan_by_index[r.index][3]
+        pastes[r.index] = pmask if request.aligned else dilate(pmask, SEAM_DILATION_PX)
     union = np.zeros((h, w), bool)
-    for r, (_, _, al, pmask) in zip(repairs, plan):
-        union |= pmask if request.aligned else dilate(pmask, SEAM_DILATION_PX)
+    for paste in pastes.values():
+        union |= paste
     outside = None
-    if request.mask is not None and not request.aligned:
-        covered = np.zeros((h, w), bool)
-        for _, _, al, _ in plan:
-            covered |= align.face_region_in_photo(al)
-        outside = request.mask & ~covered
+    if covered is not None:
+        outside = mask & ~covered
         if outside.any():
             notes.append(f"{int(outside.sum())} masked pixels lie outside every face; filled with classical inpainting (Telea)")
             union |= outside
     candidates, losses = [], []
-    plan_by_index = {p[0]: p for p in plan}
     for k in range(n_candidates):
         out = rgb.astype(np.float64)
         for r in repairs:
-            _, _, al, pmask = plan_by_index[r.index]
+            al = plan_by_index[r.index][2]
+            paste = pastes[r.index]
             cand = r.completion.candidates[k].image
             if request.aligned:
-                out[pmask] = cand[pmask]
+                out[paste] = cand[paste]
                 continue
-            paste = dilate(pmask, SEAM_DILATION_PX)
             x0, y0, x1, y1 = align.mask_bbox(paste, pad=4)
             window = out[y0:y1, x0:x1]
             win_paste = paste[y0:y1, x0:x1]
