@@ -17,6 +17,21 @@ def _private_consent_file(tmp_path, monkeypatch):
     monkeypatch.setenv("FACEMEND_CONSENT_FILE", str(tmp_path / "consent.json"))
 
 
+@pytest.fixture
+def offline_aws(monkeypatch, tmp_path):
+    """Dummy credentials and none of the developer's AWS config, profile,
+    region or endpoint: nothing can reach real AWS, and a test sets exactly
+    the region/endpoint it means."""
+    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_REKOGNITION", "AWS_ENDPOINT_URL_POLLY",
+                "AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
 @pytest.fixture(scope="session")
 def face_model():
     """The shipped default bundle, loaded once per test session."""

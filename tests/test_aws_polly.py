@@ -35,16 +35,10 @@ def moto_url():
 
 
 @pytest.fixture
-def aws(monkeypatch, tmp_path, moto_url):
-    for var in ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL_POLLY", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(var, raising=False)
+def aws(offline_aws, monkeypatch, tmp_path, moto_url):
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("FACEMEND_CONSENT_FILE", str(tmp_path / "consent.json"))
     return AwsClients(AwsSettings(max_attempts=1))
 

@@ -69,15 +69,7 @@ DOC_DETECT_LABELS = {
 
 
 @pytest.fixture
-def aws_env(monkeypatch, tmp_path):
-    """Dummy credentials and no developer AWS config; nothing can reach real AWS."""
-    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_REKOGNITION", "AWS_REGION", "AWS_DEFAULT_REGION"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+def aws_env(offline_aws, monkeypatch, tmp_path):
     monkeypatch.setenv("FACEMEND_CONSENT_FILE", str(tmp_path / "consent.json"))
 
 
