@@ -13,4 +13,6 @@ if [ ! -f "$BUNDLE/manifest.json" ]; then
 fi
 $FM models train-encoder --bundle "$BUNDLE" --run "$RUNS/encoder" --steps "${ENCODER_STEPS:-3000}"
 $FM models train-critic --bundle "$BUNDLE" --run "$RUNS/critic" --steps "${CRITIC_STEPS:-2000}"
+# Drift threshold: needs the encoder and scikit-image (test extra).
+.venv/bin/python tools/calibrate_ood.py "$BUNDLE"
 $FM models verify "$BUNDLE"
