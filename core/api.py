@@ -92,6 +92,8 @@ class CompletionResult:
     device: str  # e.g. "CPU", "GPU:0 (NVIDIA H100)", or the remote's own report
     steps_run: int
     seconds: float  # the search and blend only, no model loading
+    # Said to the user: e.g. "endpoint X failed; using the local CPU instead".
+    notes: list[str] = field(default_factory=list)
 
 
 class CancelToken:

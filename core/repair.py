@@ -143,6 +143,7 @@ def repair(
         t = time.perf_counter()
         result = completer.complete(CompletionRequest(crop, amask, request.settings), face_progress, cancel)
         seconds["complete"] += time.perf_counter() - t
+        notes.extend(n for n in result.notes if n not in notes)  # e.g. a backend fallback
         if result.ood_warning:
             notes.append(
                 f"face {index} looks unlike the faces {result.model} was trained on "

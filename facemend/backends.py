@@ -143,6 +143,14 @@ class FallbackCompleter:
             log.warning("facemend: %s", text)
 
     def complete(self, request, progress=None, cancel=None):
+        """The first backend that answers; the fallbacks this call took travel
+        in the result's notes, so every caller (CLI, GUI) reports them."""
+        start = len(self.notes)
+        result = self._complete(request, progress, cancel)
+        result.notes = self.notes[start:] + list(result.notes)
+        return result
+
+    def _complete(self, request, progress, cancel):
         for i, link in enumerate(self.links):
             nxt = self.links[i + 1].label if i + 1 < len(self.links) else None
             if link.kind == "remote":

@@ -794,11 +794,9 @@ class MainWindow(QMainWindow):
                 reason = workers.error_text(box["error"]) if box["error"] is not None else "the model is not loaded"
                 raise BackendUnavailableError(f"cannot repair: {reason}")
             request = RepairRequest(photo, mask=mask, face_index=face_index, settings=settings)
-            seen = len(engine.notes)
             result = repair(request, engine.completer, engine.bundle, detector=engine.detector,
                             progress=lambda step, total, loss, preview: report((step, total, loss, preview)),
                             cancel=cancel, faces=faces)
-            result.notes = list(engine.notes[seen:]) + result.notes  # fallbacks during this repair
             # Display copies; the saved file is built from result.candidates (native layout).
             return token, mask, result, [display_rgb(photo, c) for c in result.candidates]
 

@@ -73,9 +73,7 @@ def load_engine(backend: str = "auto", progress: Callable[[str], None] | None = 
         detector=default_detector(),
         backend=str(getattr(completer, "backend", backend)),
         device=str(getattr(completer, "device", "")),
-        # The same list the fallback wrapper appends to when an endpoint fails
-        # mid-repair, so the window can report those fallbacks too.
-        notes=choice.notes,
+        notes=list(choice.notes),  # decided at load; later fallbacks come in each RepairResult
         seconds=time.perf_counter() - t0,
     )
 

@@ -195,6 +195,24 @@ def test_a_gateway_502_is_retried_then_falls_back(face_model, broken, crop):
     assert any("HTTP 502" in n for n in choice.notes)
 
 
+def test_a_fallback_during_a_repair_is_reported_in_the_repair_result(face_model, broken, crop):
+    """The CLI's --json and the app's status bar both read RepairResult.notes."""
+    from core.api import RepairRequest
+    from core.imageio import photo_from_array
+    from core.repair import repair
+
+    bad = broken("502")
+    choice = _choose("auto", face_model, f"lambda={bad.url}")
+    for link in choice.completer.links:
+        if link.kind == "remote":
+            link.completer.backoff = 0.05
+    image, mask = crop
+    result = repair(RepairRequest(photo_from_array(image), mask=mask, aligned=True, settings=FAST),
+                    choice.completer, face_model.info)
+    assert result.backend == "cpu"
+    assert any("HTTP 502" in n and "instead" in n for n in result.notes)
+
+
 def test_an_endpoint_that_does_not_answer_in_time_falls_back(face_model, broken, crop):
     slow = broken("slow")
     choice = _choose("auto", face_model, f"gke={slow.url}", read_timeout=0.5)

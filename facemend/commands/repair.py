@@ -145,11 +145,12 @@ def run(args) -> int:
         if not args.json:
             print(f"facemend: {note}", file=sys.stderr)
 
-    # on_note: fallbacks that happen mid-batch (an endpoint dies) are said as
-    # they happen; all of them also land in the JSON report's notes.
-    choice = choose_backend(args.backend, lambda: load_model(bundle.path), model=bundle.ref, on_note=say)
+    # Fallbacks decided now are said now; one that happens mid-batch (an
+    # endpoint dies) comes back in that photo's result notes, said below.
+    choice = choose_backend(args.backend, lambda: load_model(bundle.path), model=bundle.ref, on_note=lambda _n: None)
     load_seconds = time.perf_counter() - t
-    for note in list(choice.notes):
+    backend_notes = list(choice.notes)
+    for note in backend_notes:
         say(note)
 
     from core.faces import default_detector
@@ -201,8 +202,7 @@ def run(args) -> int:
             print(f"facemend: error: {photo_path}: {exc}", file=sys.stderr)
     if last is None:
         raise errors[0][1]
-    photo_notes, report["notes"] = report["notes"], list(choice.notes)
-    report["notes"] += photo_notes
+    report["notes"] = backend_notes + report["notes"]
     report.update({
         "backend": last.backend,
         "device": last.device,
